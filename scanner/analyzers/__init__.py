@@ -1,0 +1,37 @@
+"""Analyzer registry.
+
+Analyzers are imported lazily, on the first artifact of their format, so a scan of pickles never
+imports onnx and ``mlscan --version`` imports nothing heavy. Add a format by writing a module
+with an :class:`~scanner.analyzers.interface.Analyzer` subclass and listing it here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+
+from scanner.analyzers.interface import Analyzer
+from scanner.formats.interface import Format
+
+# (formats handled, "module:Class"). Order matters only for report order.
+REGISTRY: tuple[tuple[frozenset[Format], str], ...] = (
+    (frozenset({Format.PICKLE}), "scanner.analyzers.pickle:PickleAnalyzer"),
+)
+
+
+@lru_cache(maxsize=None)
+def _load(dotted: str) -> Analyzer:
+    module_name, _, class_name = dotted.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls()  # type: ignore[no-any-return]
+
+
+def analyzers_for(fmt: Format) -> list[Analyzer]:
+    return [_load(dotted) for formats, dotted in REGISTRY if fmt in formats]
+
+
+def known_formats() -> frozenset[Format]:
+    out: set[Format] = set()
+    for formats, _ in REGISTRY:
+        out |= formats
+    return frozenset(out)

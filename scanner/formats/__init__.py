@@ -1,0 +1,1 @@
+"""Format identification by content, and the containers that hold other artifacts."""

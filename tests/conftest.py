@@ -1,0 +1,48 @@
+"""Shared test helpers: run the real CLI in-process and scan paths through the engine."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SAMPLES = ROOT / "fixtures" / "samples"
+
+
+@pytest.fixture
+def run_cli():
+    """Invoke ``mlscan`` with arguments; returns the click Result."""
+    from scanner.cli import main
+
+    def _run(*args: str, input: str | None = None):  # noqa: A002
+        return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+
+    return _run
+
+
+@pytest.fixture
+def scan_json(run_cli):
+    """Scan paths and return (exit_code, parsed JSON report)."""
+
+    def _scan(*paths: str | Path, extra: tuple[str, ...] = ()):
+        result = run_cli("scan", "--format", "json", *extra, *map(str, paths))
+        return result.exit_code, json.loads(result.output)
+
+    return _scan
+
+
+def scan_paths(*paths: str | Path):
+    """Scan through the library API (no CLI); returns a ScanResult."""
+    from scanner.engine import Scanner
+
+    return Scanner().scan([str(p) for p in paths])
+
+
+def rule_ids(result) -> set[str]:
+    return {f.rule_id for f in result.findings}
