@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from scanner.analyzers import analyzers_for
+from scanner.analyzers import analyzer_paths_for, load_analyzer
 from scanner.analyzers.interface import Artifact, LimitExceeded, ScanContext
 from scanner.core.blob import HashingFileBlob
 from scanner.core.finding import Finding, Location
@@ -82,7 +82,10 @@ class _FileScan:
             return self.result
         try:
             record_index = len(self.result.artifacts)
-            self.walk(Artifact(location, blob, item.path.name, path=item.path))
+            try:
+                self.walk(Artifact(location, blob, item.path.name, path=item.path))
+            except Exception as exc:  # noqa: BLE001 - an engine bug must not pass a file
+                self.analyzer_failed("engine", Artifact(location, blob, item.path.name), "failed", exc)
             digests = blob.finish()
             if blob.changed_since_open():
                 self.finding("MLS-GEN-008", location,
@@ -108,7 +111,10 @@ class _FileScan:
         if not analyzers:
             self.unanalyzed(artifact, sniffed)
         for analyzer in analyzers:
-            self.run_analyzer(analyzer, artifact)
+            if isinstance(analyzer, tuple):
+                self.analyzer_failed(analyzer[0], artifact, "could not be loaded", analyzer[1])
+            else:
+                self.run_analyzer(analyzer, artifact)
 
     def run_analyzer(self, analyzer: Any, artifact: Artifact) -> None:
         try:
@@ -120,11 +126,15 @@ class _FileScan:
         except LimitExceeded as exc:
             self.finding(exc.rule_id, exc.location or artifact.location, str(exc))
         except Exception as exc:  # noqa: BLE001 - isolation: one analyzer bug never stops the scan
-            message = f"{analyzer.name} analyzer failed: {type(exc).__name__}: {exc}"
-            self.result.errors.append(ScanError(artifact.location.artifact, message, analyzer.name))
-            self.finding("MLS-GEN-002", artifact.location,
-                         f"{message}. The artifact was not fully analyzed, so it is treated as "
-                         "unsafe; report this as an mlscan bug with the file if you can share it.")
+            self.analyzer_failed(analyzer.name, artifact, "failed", exc)
+
+    def analyzer_failed(self, name: str, artifact: Artifact, what: str, exc: BaseException) -> None:
+        """Record an analyzer failure as a fail-closed finding plus an error entry."""
+        message = f"{name} analyzer {what}: {type(exc).__name__}: {exc}"
+        self.result.errors.append(ScanError(artifact.location.artifact, message, name))
+        self.finding("MLS-GEN-002", artifact.location,
+                     f"{message}. The artifact was not fully analyzed, so it is treated as "
+                     "unsafe; report this as an mlscan bug with the file if you can share it.")
 
     def nested(self, child: Artifact) -> None:
         try:
@@ -142,8 +152,8 @@ class _FileScan:
         expected, code_formats, data_extensions = _extension_policy()
         ext = _extension(artifact.name)
         fmt = sniffed.format.value
-        if sniffed.format is Format.EMPTY or not ext:
-            return
+        if sniffed.format in (Format.EMPTY, Format.UNKNOWN) or not ext:
+            return  # unknown content under a model name is MLS-GEN-010, reported once
         if fmt in code_formats and ext in data_extensions:
             self.finding("MLS-GEN-006", artifact.location,
                          f"named '{artifact.name}' ({ext}, a data-only format) but the content is "
@@ -176,6 +186,18 @@ class _FileScan:
                          " but mlscan cannot inspect this format here, so its content is unknown. "
                          "Convert or unpack it and scan the result, or install the optional extra "
                          "that supports it.")
+
+
+def analyzers_for(fmt: Format) -> list[Any]:
+    """Analyzers for ``fmt``. One that cannot be imported comes back as ``(path, exception)``
+    so the caller reports it for this artifact instead of aborting the whole scan."""
+    loaded: list[Any] = []
+    for dotted in analyzer_paths_for(fmt):
+        try:
+            loaded.append(load_analyzer(dotted))
+        except Exception as exc:  # noqa: BLE001 - becomes a fail-closed finding
+            loaded.append((dotted, exc))
+    return loaded
 
 
 def _scan_one(item: WorkItem, options: ScanOptions) -> ScanResult:

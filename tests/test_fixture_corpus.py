@@ -4,7 +4,6 @@ failure mode, no benign sample has a high+ finding, and scanning never runs a pa
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 

@@ -8,7 +8,7 @@ with an :class:`~scanner.analyzers.interface.Analyzer` subclass and listing it h
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
+from functools import cache
 
 from scanner.analyzers.interface import Analyzer
 from scanner.formats.interface import Format
@@ -19,15 +19,21 @@ REGISTRY: tuple[tuple[frozenset[Format], str], ...] = (
 )
 
 
-@lru_cache(maxsize=None)
-def _load(dotted: str) -> Analyzer:
+@cache
+def load_analyzer(dotted: str) -> Analyzer:
+    """Import and instantiate one analyzer; import errors propagate to the caller."""
     module_name, _, class_name = dotted.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls()  # type: ignore[no-any-return]
 
 
+def analyzer_paths_for(fmt: Format) -> list[str]:
+    """The registered analyzers for ``fmt``, as import paths (not yet imported)."""
+    return [dotted for formats, dotted in REGISTRY if fmt in formats]
+
+
 def analyzers_for(fmt: Format) -> list[Analyzer]:
-    return [_load(dotted) for formats, dotted in REGISTRY if fmt in formats]
+    return [load_analyzer(dotted) for dotted in analyzer_paths_for(fmt)]
 
 
 def known_formats() -> frozenset[Format]:

@@ -11,7 +11,7 @@ import click
 from scanner import __version__
 from scanner.cli.common import SEVERITY_CHOICES, SeverityType, write_output
 from scanner.core.finding import Severity
-from scanner.engine import ScanOptions, Scanner
+from scanner.engine import Scanner, ScanOptions
 from scanner.report import REPORTERS, get_reporter
 from scanner.report.interface import ReportContext
 

@@ -38,7 +38,7 @@ class Blob(ABC):
     def slice(self, start: int, length: int) -> Blob:
         return SliceBlob(self, start, length)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most blobs own nothing; subclasses that do override
         """Release resources (temporary files); reading afterwards is an error."""
 
 
@@ -163,7 +163,7 @@ class HashingFileBlob(FileBlob):
             for hasher in self._hashers:
                 hasher.update(view[:got])
             self._hashed_upto += got
-        return {name: h.hexdigest() for name, h in zip(self._algorithms, self._hashers)}
+        return {name: h.hexdigest() for name, h in zip(self._algorithms, self._hashers, strict=True)}
 
 
 class SpooledBlob(Blob):

@@ -8,7 +8,7 @@ from typing import Any
 
 from scanner.core.finding import Finding
 from scanner.core.result import ScanResult
-from scanner.report.interface import Reporter, ReportContext
+from scanner.report.interface import ReportContext, Reporter
 
 SCHEMA_VERSION = "1.0.0"
 

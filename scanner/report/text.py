@@ -7,7 +7,7 @@ from itertools import groupby
 
 from scanner.core.finding import Finding, Severity
 from scanner.core.result import ScanResult
-from scanner.report.interface import Reporter, ReportContext
+from scanner.report.interface import ReportContext, Reporter
 
 _COLORS = {
     Severity.CRITICAL: "\033[1;31m",
