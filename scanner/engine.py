@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -213,22 +213,29 @@ class Scanner:
         self.options = options or ScanOptions()
         self.rules = load_catalogue(self.options.rule_dirs)
 
-    def scan(self, targets: Sequence[str | os.PathLike[str]]) -> ScanResult:
+    def scan(self, targets: Sequence[str | os.PathLike[str]],
+             progress: Callable[[int, int, str], None] | None = None) -> ScanResult:
+        """Scan ``targets``. ``progress(done, total, name)``, if given, is called after each
+        top-level file (in the calling process, in order), e.g. to draw a progress bar."""
         result = ScanResult(targets=[str(t) for t in targets])
         items: list[WorkItem] = []
         for target in targets:
             items.extend(self._collect(Path(target), len(targets) > 1, result))
-        for part in self._run(items):
+        for done, part in enumerate(self._run(items), 1):
             result.extend(part)
+            if progress is not None:
+                progress(done, len(items), items[done - 1].display)
         result.sort()
         return result
 
     def _run(self, items: list[WorkItem]) -> Iterable[ScanResult]:
+        # A generator, so results (and progress) arrive as each file finishes.
         if self.options.jobs <= 1 or len(items) <= 1:
-            return [_scan_one(item, self.options) for item in items]
+            yield from (_scan_one(item, self.options) for item in items)
+            return
         chunk = max(1, len(items) // (self.options.jobs * 8))
         with ProcessPoolExecutor(max_workers=self.options.jobs) as pool:
-            return list(pool.map(_scan_one, items, [self.options] * len(items), chunksize=chunk))
+            yield from pool.map(_scan_one, items, [self.options] * len(items), chunksize=chunk)
 
     def _collect(self, target: Path, prefixed: bool, result: ScanResult) -> Iterator[WorkItem]:
         location = Location(os.path.normpath(str(target)))

@@ -32,7 +32,7 @@ def scan_json(run_cli):
 
     def _scan(*paths: str | Path, extra: tuple[str, ...] = ()):
         result = run_cli("scan", "--format", "json", *extra, *map(str, paths))
-        return result.exit_code, json.loads(result.output)
+        return result.exit_code, json.loads(result.stdout)
 
     return _scan
 

@@ -12,8 +12,11 @@ from scanner import __version__
 from scanner.cli.common import SEVERITY_CHOICES, SeverityType, write_output
 from scanner.core.finding import Severity
 from scanner.engine import Scanner, ScanOptions
+from scanner.policy.apply import PolicyInputs
+from scanner.policy.cli import apply_policy, load_policy
 from scanner.report import REPORTERS, get_reporter
 from scanner.report.interface import ReportContext
+from scanner.report.progress import progress_bar
 
 
 def exit_code_for(result_failing: int) -> int:
@@ -26,16 +29,27 @@ def exit_code_for(result_failing: int) -> int:
               show_default=True, help="Report format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the report to FILE instead of standard output.")
-@click.option("--fail-on", type=SeverityType(), default="high", show_default=True,
-              help=f"Exit 1 when any finding is at or above this severity ({', '.join(SEVERITY_CHOICES)}).")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Files scanned in parallel (processes).")
+@click.option("--fail-on", type=SeverityType(), default=None,
+              help=f"Exit 1 when any finding is at or above this severity ({', '.join(SEVERITY_CHOICES)}; "
+                   "default: the config's fail-on, else high).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Files scanned in parallel (processes; default: the config's jobs, else 1).")
 @click.option("--rules-dir", "rule_dirs", multiple=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Extra directory of rule files (*.toml) to load with the shipped rules.")
-@click.option("-v", "--verbose", count=True, help="Also show info findings.")
-def scan(targets: tuple[str, ...], fmt: str, output: str | None, fail_on: Severity, jobs: int,
-         rule_dirs: tuple[Path, ...], verbose: int) -> None:
+@click.option("-v", "--verbose", count=True, help="Also show info findings and artifacts (-vv: config).")
+@click.option("-q", "--quiet", is_flag=True, help="Only failing findings and the verdict; no progress bar.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read policy from this .mlscan.toml or pyproject.toml instead of searching for one.")
+@click.option("--no-config", is_flag=True, help="Ignore configuration files.")
+@click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path),
+              help="Report only findings whose fingerprint is not in this baseline file.")
+@click.option("--write-baseline", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Record this scan's findings (by fingerprint) in FILE, to use with --baseline.")
+def scan(targets: tuple[str, ...], fmt: str, output: str | None, fail_on: Severity | None,
+         jobs: int | None, rule_dirs: tuple[Path, ...], verbose: int, quiet: bool,
+         config_file: Path | None, no_config: bool, baseline: Path | None,
+         write_baseline: Path | None) -> None:
     """Scan model files, directories and archives without loading them.
 
     Formats are detected from content, archives are walked recursively, and every pickle is
@@ -56,11 +70,17 @@ def scan(targets: tuple[str, ...], fmt: str, output: str | None, fail_on: Severi
                 "file and scan the local copy.", param_hint="PATH")
         if not os.path.lexists(target):
             raise click.BadParameter(f"{target!r} does not exist.", param_hint="PATH")
-    scanner = Scanner(ScanOptions(jobs=jobs, rule_dirs=tuple(rule_dirs)))
-    result = scanner.scan(list(targets))
-    code = exit_code_for(len(result.failing(fail_on)))
+    policy = load_policy(PolicyInputs(config_file, no_config, fail_on, jobs, baseline, write_baseline),
+                         rule_dirs)
+    scanner = Scanner(ScanOptions(jobs=policy.jobs, rule_dirs=tuple(rule_dirs)))
+    with progress_bar(quiet) as progress:
+        result = scanner.scan(list(targets), progress=progress)
+    # Policy (config, suppressions, baseline) goes last: after every stage that adds findings.
+    outcome = apply_policy(policy, result, scanner.rules, quiet)
+    code = exit_code_for(len(result.failing(policy.fail_on)))
     color = fmt == "text" and output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    ctx = ReportContext(fail_on=fail_on, exit_code=code, rules=scanner.rules,
-                        tool_version=__version__, color=color, verbosity=verbose)
+    ctx = ReportContext(fail_on=policy.fail_on, exit_code=code, rules=scanner.rules,
+                        tool_version=__version__, color=color, verbosity=-1 if quiet else verbose,
+                        config=outcome.config, fingerprints=outcome.fingerprints)
     write_output(get_reporter(fmt).render(result, ctx), output)
     sys.exit(code)

@@ -10,6 +10,9 @@ from scanner.report.interface import Reporter
 REPORTERS: dict[str, str] = {
     "text": "scanner.report.text:TextReporter",
     "json": "scanner.report.json:JsonReporter",
+    "sarif": "scanner.report.sarif:SarifReporter",
+    "junit": "scanner.report.junit:JunitReporter",
+    "markdown": "scanner.report.markdown:MarkdownReporter",
 }
 
 

@@ -21,7 +21,11 @@ class ReportContext:
     tool_version: str
     color: bool = False
     verbosity: int = 0
+    #: the configuration used (scanner.policy ``Policy.describe()``), printed by reports
     config: dict[str, Any] = field(default_factory=dict)
+    #: fingerprints of ``result.findings`` in order, from the policy stage (which computes them
+    #: before filtering); reports compute them when this is empty or does not line up
+    fingerprints: tuple[str, ...] = ()
 
 
 class Reporter(ABC):

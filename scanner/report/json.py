@@ -1,21 +1,31 @@
-"""JSON report. Its shape is versioned by ``schema_version`` (semantic versioning: a breaking
-change bumps the major) and documented in README.md."""
+"""JSON report: the machine-readable record of a scan.
+
+Its shape is published as a JSON Schema in ``schemas/report.schema.json`` and versioned by
+``schema_version`` (semantic versioning): adding a field bumps the minor version, renaming,
+removing or retyping one bumps the major, and the schema file changes in the same commit.
+
+1.1.0: ``findings[].fingerprint`` (stable across runs, see scanner/policy/fingerprint.py);
+``policy`` describes the configuration used (source file, rule selection, suppressions,
+baseline, and what each filtered).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from scanner.core.finding import Finding
 from scanner.core.result import ScanResult
+from scanner.policy.fingerprint import fingerprints_for
 from scanner.report.interface import ReportContext, Reporter
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 
 
-def finding_to_dict(finding: Finding) -> dict[str, Any]:
+def finding_to_dict(finding: Finding, fingerprint: str | None = None) -> dict[str, Any]:
     loc = finding.location
-    return {
+    out: dict[str, Any] = {
         "rule_id": finding.rule_id,
         "title": finding.title,
         "severity": finding.severity.label,
@@ -32,10 +42,14 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "remediation": finding.remediation,
         "references": list(finding.references),
     }
+    if fingerprint is not None:
+        out["fingerprint"] = fingerprint
+    return out
 
 
 def result_to_dict(result: ScanResult, ctx: ReportContext) -> dict[str, Any]:
     max_sev = result.max_severity()
+    fingerprints: Sequence[str] = fingerprints_for(result.findings, result.targets, ctx.fingerprints)
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "mlscan", "version": ctx.tool_version},
@@ -46,7 +60,7 @@ def result_to_dict(result: ScanResult, ctx: ReportContext) -> dict[str, Any]:
              "detail": a.detail}
             for a in result.artifacts
         ],
-        "findings": [finding_to_dict(f) for f in result.findings],
+        "findings": [finding_to_dict(f, fp) for f, fp in zip(result.findings, fingerprints, strict=True)],
         "summary": {
             "artifacts": len(result.artifacts),
             "findings": len(result.findings),
