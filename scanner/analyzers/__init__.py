@@ -16,6 +16,11 @@ from scanner.formats.interface import Format
 # (formats handled, "module:Class"). Order matters only for report order.
 REGISTRY: tuple[tuple[frozenset[Format], str], ...] = (
     (frozenset({Format.PICKLE}), "scanner.analyzers.pickle:PickleAnalyzer"),
+    (frozenset({Format.ZIP}), "scanner.analyzers.archive:ZipAnalyzer"),
+    (frozenset({Format.TAR}), "scanner.analyzers.archive:TarAnalyzer"),
+    (frozenset({Format.GZIP, Format.BZIP2, Format.XZ, Format.LZMA, Format.ZLIB}),
+     "scanner.analyzers.compressed:CompressedAnalyzer"),
+    (frozenset({Format.NUMPY}), "scanner.analyzers.numpy_npy:NumpyAnalyzer"),
 )
 
 

@@ -26,3 +26,8 @@ class Limits:
     header_bytes: int = 100 * MiB
     # Recursion in structured data (JSON configs, protobuf nesting, Jinja ASTs).
     nesting_depth: int = 64
+    # ONNX: the protobuf is parsed whole (protobuf caps a message at 2 GiB anyway); larger files
+    # are reported, not loaded. Node visits bound the graph walk and the dataflow analysis
+    # (model-local function bodies count once per call site).
+    onnx_model_bytes: int = 2 * GiB
+    onnx_nodes: int = 1_000_000

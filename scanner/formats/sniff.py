@@ -41,7 +41,13 @@ _MAGIC: tuple[tuple[bytes, Format], ...] = (
     (b"\xcf\xfa\xed\xfe", Format.MACHO),
 )
 
-_ONNX_FIELDS = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25})
+_ONNX_FIELDS = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25, 26})
+# First byte of a protobuf whose first field is a ModelProto field: writers may emit fields in
+# any order and onnxruntime accepts it, so the ONNX check must not depend on field 1 coming first.
+_ONNX_FIRST_TAGS = frozenset({0x08, 0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 0xCA, 0xD2})
+# ModelProto header fields no TensorFlow protobuf has at top level (producer_version, domain,
+# model_version, doc_string): enough to call a truncated prefix ONNX.
+_ONNX_ONLY_HEADER = frozenset({3, 4, 5, 6})
 _PICKLE_IMPORT_OPS = frozenset({"GLOBAL", "INST", "STACK_GLOBAL"})
 
 
@@ -82,7 +88,16 @@ def sniff(blob: Blob) -> Sniffed:
         if stripped[:1] in ("{", "[") and _is_json(blob):
             return Sniffed(Format.JSON)
         return Sniffed(Format.TEXT)
+    if _has_zip_directory(blob):
+        # Another file with a zip appended (a polyglot): loaders that read zips from the end
+        # (PyTorch, Python) open it as an archive, so it is walked as one.
+        return Sniffed(Format.ZIP, "zip appended to other data")
     return Sniffed(Format.UNKNOWN)
+
+
+def _has_zip_directory(blob: Blob) -> bool:
+    tail_len = min(blob.size, 22 + 0xFFFF)
+    return b"PK\x05\x06" in blob.read_at(blob.size - tail_len, tail_len)
 
 
 def _looks_like_pe(blob: Blob, head: bytes) -> bool:
@@ -107,17 +122,27 @@ def _looks_like_zlib(head: bytes) -> bool:
 
 def _protobuf_kind(blob: Blob, head: bytes) -> Format | None:
     """ONNX, TF SavedModel or GraphDef, told apart by their top-level field numbers."""
-    if not head or head[0] not in (0x08, 0x0A, 0x12):
+    if not head or (head[0] not in (0x08, 0x0A, 0x12) and head[0] not in _ONNX_FIRST_TAGS):
         return None
     numbers: list[tuple[int, int]] = []
     try:
         for field in iter_fields(blob, max_fields=100_000):
             numbers.append((field.number, field.wire_type))
     except WireError:
+        # A truncated ONNX file is still ONNX to report as such (the analyzer says it is cut off);
+        # anything else that stops parsing is not a protobuf we know.
+        seen = {n for n, _ in numbers}
+        if (numbers and seen <= _ONNX_FIELDS and dict(numbers).get(1) == VARINT
+                and seen & _ONNX_ONLY_HEADER):
+            return Format.ONNX
         return None
     seen = {n for n, _ in numbers}
     kinds = dict(numbers)
     if seen <= _ONNX_FIELDS and kinds.get(1) == VARINT and (7 in seen or 8 in seen):
+        return Format.ONNX
+    if kinds.get(1) == VARINT and kinds.get(7) == LEN and kinds.get(8) == LEN:
+        # ir_version + graph + opset_import plus fields this onnx does not know: a newer or crafted
+        # ModelProto that runtimes still load (unknown fields are skipped); the analyzer reports them.
         return Format.ONNX
     if seen <= {1, 2} and kinds.get(1) == VARINT and kinds.get(2) == LEN:
         return Format.TF_SAVEDMODEL
@@ -147,7 +172,7 @@ def _looks_like_text_pickle(head: bytes, size: int) -> bool:
             if opcode.name in _PICKLE_IMPORT_OPS:
                 seen_import = True
             if opcode.name == "STOP":
-                return count >= 2 or size <= HEAD
+                return count >= 2  # a value then STOP at least
     except Exception:  # noqa: BLE001 - any parse error means "not a clean prefix"
         # A payload then deliberate garbage (nullifAI) is still a pickle to the loader.
         return seen_import and count >= 3
