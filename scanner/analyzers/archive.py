@@ -63,13 +63,18 @@ class ZipAnalyzer(Analyzer):
             loc = artifact.location.child(anomaly.member) if anomaly.member else artifact.location
             yield ctx.finding(anomaly.rule_id, loc, anomaly.message)
         yield from _name_findings(ctx, artifact, [m.name for m in directory.members])
+        copies: dict[str, int] = {}
         for member in directory.members:
             if member.is_dir and member.compressed_size == 0:
                 continue
-            yield from self._member(artifact, ctx, member)
+            copies[member.name] = copies.get(member.name, 0) + 1
+            # a repeated name gets its own location, so each copy is reported separately
+            label = member.name if copies[member.name] == 1 else f"{member.name} (copy {copies[member.name]})"
+            yield from self._member(artifact, ctx, member, label)
 
-    def _member(self, artifact: Artifact, ctx: ScanContext, member: Member) -> Iterator[Finding | Artifact]:
-        loc = artifact.location.child(member.name)
+    def _member(self, artifact: Artifact, ctx: ScanContext, member: Member,
+                label: str) -> Iterator[Finding | Artifact]:
+        loc = artifact.location.child(label)
         if member.is_symlink:
             yield ctx.finding("MLS-ARC-002", loc, f"member {member.name!r} is a symbolic link; "
                               "extracting it can point later writes or reads outside the directory")
