@@ -13,7 +13,7 @@ import scanner.engine as engine
 from scanner.analyzers.interface import Analyzer, Artifact, ScanContext
 from scanner.core.blob import HashingFileBlob
 from scanner.core.finding import Finding, Severity
-from scanner.engine import ScanOptions, Scanner
+from scanner.engine import Scanner, ScanOptions
 from scanner.formats.interface import Format
 from tests.conftest import rule_ids, scan_paths
 
