@@ -114,3 +114,12 @@ def test_stored_tensor_members_are_not_read_whole(tmp_path):
         blob_module.SliceBlob.read_at = original  # type: ignore[method-assign]
     assert not [f for f in result.findings if f.severity >= 3]
     assert sum(reads) < 1 << 20, "tensor data must not be read by analysis"
+
+
+def test_torchscript_custom_ops_are_medium(tmp_path):
+    from fixtures.builders.torch import torchscript_with_source
+
+    source = "class M(Module):\n  def forward(self, x):\n    return ops.evil_ns.run(ops.aten.relu(x))\n"
+    result = _scan(tmp_path, torchscript_with_source(source), "m.zip")
+    (finding,) = [f for f in result.findings if f.rule_id == "MLS-TCH-012"]
+    assert finding.severity == 2 and "evil_ns" in finding.evidence and finding.location.node == "line 3"

@@ -37,6 +37,9 @@ def _scan_bytes(tmp_path, data: bytes, name: str = "x.pkl", **limits):
     ("pathlib", "os.system", "dangerous"),        # dotted attribute walk
     ("asyncio.unix_events", "_UnixSubprocessTransport._start", "dangerous"),
     ("numpy", "__builtins__", "dunder"),
+    ("__torch__", "os.system", "dangerous"),       # allowlisted prefix never hides a dotted walk
+    ("collections", "os.system", "dangerous"),
+    ("__torch__.torch.nn.modules.linear", "Linear", "allowed"),   # TorchScript class namespace
     ("torch._utils", "_rebuild_tensor_v2", "allowed"),
     ("collections", "OrderedDict", "allowed"),
     ("builtins", "set", "allowed"),

@@ -21,6 +21,7 @@ REGISTRY: tuple[tuple[frozenset[Format], str], ...] = (
     (frozenset({Format.GZIP, Format.BZIP2, Format.XZ, Format.LZMA, Format.ZLIB}),
      "scanner.analyzers.compressed:CompressedAnalyzer"),
     (frozenset({Format.NUMPY}), "scanner.analyzers.numpy_npy:NumpyAnalyzer"),
+    (frozenset({Format.TEXT}), "scanner.analyzers.torch:TorchScriptSourceAnalyzer"),
 )
 
 

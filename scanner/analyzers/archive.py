@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from scanner.analyzers.decompress import decompress
 from scanner.analyzers.interface import Analyzer, Artifact, LimitExceeded, ScanContext
+from scanner.analyzers.torch import structure_findings
 from scanner.core.blob import Blob
 from scanner.core.finding import Finding
 from scanner.formats.interface import Format
@@ -63,6 +64,7 @@ class ZipAnalyzer(Analyzer):
             loc = artifact.location.child(anomaly.member) if anomaly.member else artifact.location
             yield ctx.finding(anomaly.rule_id, loc, anomaly.message)
         yield from _name_findings(ctx, artifact, [m.name for m in directory.members])
+        yield from structure_findings(artifact, ctx, (m.name for m in directory.members), "zip")
         copies: dict[str, int] = {}
         for member in directory.members:
             if member.is_dir and member.compressed_size == 0:
@@ -151,6 +153,7 @@ class TarAnalyzer(Analyzer):
             yield ctx.finding("MLS-ARC-010", artifact.location,
                               f"tar structure is corrupt after {len(members)} member(s): {exc}")
         yield from _name_findings(ctx, artifact, [m.name for m in members])
+        yield from structure_findings(artifact, ctx, (m.name for m in members), "tar")
         for info in members:
             loc = artifact.location.child(info.name)
             if info.issym() or info.islnk():

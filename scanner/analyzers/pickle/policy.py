@@ -59,14 +59,16 @@ class GlobalPolicy:
         module = MODULE_ALIASES.get(module, module)
         full = f"{module}.{name}"
         parts = name.split(".")
-        # the full path, then tails that start at each later name component
-        candidates = [full] + [".".join(parts[i:]) for i in range(1, len(parts))]
+        # the full path, then for a dotted name every tail of it (getattr walks from the module)
+        candidates = [full] + ([".".join(parts[i:]) for i in range(len(parts) - 1)] if len(parts) > 1 else [])
         for path in candidates:
             entry = self._denied(path)
             if entry is not None:
                 return Verdict("dangerous", full, entry.severity, entry.why, entry.match, entry.references)
-        if any(p.startswith("__") and p.endswith("__") for p in parts) or \
-                any(p.startswith("__") and p.endswith("__") for p in module.split(".")):
+        # dunder *attributes* (numpy.__builtins__, f.__globals__); a dunder top-level module
+        # (__torch__, TorchScript's class namespace) is just a name that is not importable
+        walked = parts + module.split(".")[1:]
+        if any(p.startswith("__") and p.endswith("__") for p in walked):
             return Verdict("dunder", full, Severity.CRITICAL,
                            "reaches a dunder attribute (e.g. __builtins__, __globals__), which "
                            "exposes eval/exec and the import machinery")
