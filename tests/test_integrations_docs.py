@@ -1,4 +1,4 @@
-"""The CI snippets in docs/ci.md work as printed: the plain shell step and the GitLab job's
+"""The CI snippets in the README work as printed: the plain shell step and the GitLab job's
 script run against a real tree, the GitHub workflow only uses inputs action.yml has, and the
 configuration example loads."""
 
@@ -20,7 +20,7 @@ from scanner.policy.config import load_config
 from tests.conftest import ROOT
 from tests.test_report_formats import assert_valid, build_severity_tree, sarif_validator
 
-DOC = (ROOT / "docs" / "ci.md").read_text()
+DOC = (ROOT / "README.md").read_text()
 
 
 def snippet(heading: str, language: str) -> str:
