@@ -22,6 +22,7 @@ REGISTRY: tuple[tuple[frozenset[Format], str], ...] = (
      "scanner.analyzers.compressed:CompressedAnalyzer"),
     (frozenset({Format.NUMPY}), "scanner.analyzers.numpy_npy:NumpyAnalyzer"),
     (frozenset({Format.TEXT}), "scanner.analyzers.torch:TorchScriptSourceAnalyzer"),
+    (frozenset({Format.ONNX}), "scanner.analyzers.onnx:OnnxAnalyzer"),
 )
 
 
