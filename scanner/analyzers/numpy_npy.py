@@ -1,5 +1,5 @@
 """NumPy ``.npy``: a bounded header parse; an object dtype means a pickle follows, which is
-handed to the pickle analyzer (numpy.load(allow_pickle=True) would unpickle it)."""
+handed to the pickle analyzer (numpy.load with allow_pickle=True would unpickle it)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ class NumpyAnalyzer(Analyzer):
         if _has_object(descr):
             yield ctx.finding("MLS-NPY-001", artifact.location,
                               f"dtype {descr!r} holds Python objects: the array data is a pickle that "
-                              "numpy.load(allow_pickle=True) unpickles. It is analyzed below.")
+                              "numpy.load with allow_pickle=True unpickles. It is analyzed below.")
             yield Artifact(artifact.location.child("<object-array>"), blob.slice(data_start, blob.size - data_start),
                            "object-array.pkl", artifact.depth + 1, Sniffed(Format.PICKLE, "npy object array"))
             return
