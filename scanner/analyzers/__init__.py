@@ -23,6 +23,7 @@ REGISTRY: tuple[tuple[frozenset[Format], str], ...] = (
     (frozenset({Format.NUMPY}), "scanner.analyzers.numpy_npy:NumpyAnalyzer"),
     (frozenset({Format.TEXT}), "scanner.analyzers.torch:TorchScriptSourceAnalyzer"),
     (frozenset({Format.ONNX}), "scanner.analyzers.onnx:OnnxAnalyzer"),
+    (frozenset({Format.SAFETENSORS}), "scanner.analyzers.safetensors:SafetensorsAnalyzer"),
 )
 
 

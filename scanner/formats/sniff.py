@@ -110,7 +110,12 @@ def _looks_like_pe(blob: Blob, head: bytes) -> bool:
 def _looks_like_safetensors(head: bytes, size: int) -> bool:
     # 8-byte little-endian header length, then a JSON object. The length may be absurd: that
     # is for the analyzer to report, so only the '{' is required here.
-    return len(head) >= 10 and head[8:9] == b"{" and size >= 10
+    if len(head) < 10 or size < 10:
+        return False
+    if head[8:9] == b"{":
+        return True
+    # a non-object JSON header is still a (malformed) safetensors file if the length fits
+    return head[8:9] == b"[" and struct.unpack_from("<Q", head)[0] <= size - 8
 
 
 def _looks_like_zlib(head: bytes) -> bool:
