@@ -24,6 +24,7 @@ REGISTRY: tuple[tuple[frozenset[Format], str], ...] = (
     (frozenset({Format.TEXT}), "scanner.analyzers.torch:TorchScriptSourceAnalyzer"),
     (frozenset({Format.ONNX}), "scanner.analyzers.onnx:OnnxAnalyzer"),
     (frozenset({Format.SAFETENSORS}), "scanner.analyzers.safetensors:SafetensorsAnalyzer"),
+    (frozenset({Format.GGUF}), "scanner.analyzers.gguf:GGUFAnalyzer"),
 )
 
 
