@@ -25,6 +25,8 @@ REGISTRY: tuple[tuple[frozenset[Format], str], ...] = (
     (frozenset({Format.ONNX}), "scanner.analyzers.onnx:OnnxAnalyzer"),
     (frozenset({Format.SAFETENSORS}), "scanner.analyzers.safetensors:SafetensorsAnalyzer"),
     (frozenset({Format.GGUF}), "scanner.analyzers.gguf:GGUFAnalyzer"),
+    (frozenset({Format.JSON}), "scanner.analyzers.keras:KerasConfigAnalyzer"),
+    (frozenset({Format.HDF5}), "scanner.analyzers.keras:KerasWeightsAnalyzer"),
 )
 
 
