@@ -27,6 +27,7 @@ REGISTRY: tuple[tuple[frozenset[Format], str], ...] = (
     (frozenset({Format.GGUF}), "scanner.analyzers.gguf:GGUFAnalyzer"),
     (frozenset({Format.JSON}), "scanner.analyzers.keras:KerasConfigAnalyzer"),
     (frozenset({Format.HDF5}), "scanner.analyzers.keras:KerasWeightsAnalyzer"),
+    (frozenset({Format.TF_SAVEDMODEL, Format.TF_GRAPHDEF}), "scanner.analyzers.tensorflow:TensorFlowAnalyzer"),
 )
 
 
