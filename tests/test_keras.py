@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from fixtures.builders.keras import dense, keras_archive, lambda_layer, layer, sequential
 from tests.conftest import rule_ids, scan_paths
 
@@ -51,7 +53,34 @@ def test_config_nesting_limit(tmp_path):
     assert "MLS-KER-007" in rule_ids(result)
 
 
-def test_standalone_h5_fails_closed(tmp_path):
+def test_corrupt_h5_fails_closed(tmp_path):
     path = tmp_path / "model.h5"
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
     assert "MLS-GEN-003" in rule_ids(scan_paths(path))
+
+
+def test_h5_without_h5py_fails_closed(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "h5py", None)  # import raises ImportError
+    path = tmp_path / "model.h5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
+    (finding,) = scan_paths(path).findings
+    assert finding.rule_id == "MLS-GEN-003" and "mlscan[h5]" in finding.evidence
+
+
+def test_legacy_h5_lambda_in_model_config(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    legacy = sequential([dense(), {"class_name": "Lambda", "config": {
+        "name": "l", "function": ["4wEAAAAAAAAAAAAAAAEAAAADAAAAQwAAAHMIAAAAZABTACkBTqkAKQHaAXhyAQAAAHIBAAAA+gZvc3lzdGVt",
+                                  None, None], "function_type": "lambda"}}])
+    path = tmp_path / "legacy.h5"
+    with h5py.File(path, "w") as handle:
+        handle.attrs["model_config"] = json.dumps(legacy)
+        handle.create_dataset("weights", data=[1.0, 2.0])
+    findings = scan_paths(path).findings
+    assert [f.rule_id for f in findings if f.rule_id == "MLS-KER-001"] == ["MLS-KER-001"]
+    weights_only = tmp_path / "weights.h5"
+    with h5py.File(weights_only, "w") as handle:
+        handle.create_dataset("w", data=[1.0])
+    assert {f.rule_id for f in scan_paths(weights_only).findings} == {"MLS-KER-008"}

@@ -45,7 +45,7 @@ def silero_onnx_files(tmp_path_factory):
     files = []
     with zipfile.ZipFile(wheels[0]) as archive:
         for member in archive.namelist():
-            if member.endswith(".onnx"):
+            if member.endswith((".onnx", ".jit", ".safetensors")):
                 path = out / Path(member).name
                 path.write_bytes(archive.read(member))
                 files.append(path)
@@ -53,12 +53,22 @@ def silero_onnx_files(tmp_path_factory):
 
 
 def test_silero_vad_onnx_files_have_no_high_findings(silero_onnx_files):
-    assert len(silero_onnx_files) >= 5, "the silero-vad wheel ships several ONNX models"
-    for path in silero_onnx_files:
+    onnx_files = [p for p in silero_onnx_files if p.suffix == ".onnx"]
+    assert len(onnx_files) >= 5, "the silero-vad wheel ships several ONNX models"
+    for path in onnx_files:
         result = scan_paths(path)
         assert result.artifacts and result.artifacts[0].format == "onnx", path.name
         assert serious(result.findings) == [], path.name
         assert [f.rule_id for f in result.findings if f.rule_id in BACKDOOR_RULES] == [], path.name
+
+
+def test_silero_vad_torchscript_and_safetensors_have_no_high_findings(silero_onnx_files):
+    others = {p.suffix: p for p in silero_onnx_files if p.suffix in (".jit", ".safetensors")}
+    assert set(others) == {".jit", ".safetensors"}, "the wheel ships a TorchScript and a safetensors model"
+    for path in others.values():
+        result = scan_paths(path)
+        assert result.errors == [] and serious(result.findings) == [], path.name
+    assert scan_paths(others[".jit"]).artifacts[0].format == "zip"
 
 
 # --- torch 2.13.0 exports ------------------------------------------------------------------------

@@ -88,8 +88,9 @@ class KerasConfigAnalyzer(Analyzer):
         config: dict[str, Any] = raw_config if isinstance(raw_config, dict) else {}
         module = obj.get("module")
         wrapped = isinstance(config.get("function"), dict) and config["function"].get("class_name") == "__lambda__"
-        if class_name == "__lambda__" or obj.get("function_type") == "lambda" or (
-                class_name == "Lambda" and not wrapped):  # a wrapped __lambda__ reports itself
+        # Keras 3 wraps the code in a "__lambda__" object that reports itself; Keras 2 keeps
+        # it (with function_type) in the Lambda layer's own config
+        if class_name == "__lambda__" or (class_name == "Lambda" and not wrapped):
             yield from self._lambda(obj, config, ctx, loc)
         if isinstance(module, str) and module and "class_name" in obj:  # a serialized object
             root = module.split(".")[0]
@@ -141,19 +142,45 @@ class KerasConfigAnalyzer(Analyzer):
 
 
 class KerasWeightsAnalyzer(Analyzer):
-    """``model.weights.h5`` inside a ``.keras`` archive: Keras 3 reads it as datasets only, so
-    it is reported as not inspected (low) instead of the generic high "cannot inspect", which
-    stays for standalone ``.h5`` files (legacy full models carry a config with Lambdas)."""
+    """HDF5 files: legacy Keras ``.h5`` models keep their config (Lambdas included) in the
+    ``model_config`` root attribute. With the optional ``h5py`` extra it is read (attributes
+    only, no datasets) and walked like a ``.keras`` config; without it a standalone file fails
+    closed at high, while ``model.weights.h5`` inside a ``.keras`` (datasets only) is low."""
 
-    name = "keras-weights"
+    name = "keras-h5"
     formats = frozenset({Format.HDF5})
 
     def analyze(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding | Artifact]:
+        try:
+            import h5py
+        except ImportError:
+            yield from self._uninspected(artifact, ctx, "install mlscan[h5] (h5py) to inspect it")
+            return
+        try:
+            with h5py.File(artifact.blob.open(), "r") as handle:
+                raw = handle.attrs.get("model_config")
+        except Exception as exc:  # noqa: BLE001 - h5py raises many types on corrupt files
+            yield ctx.finding("MLS-GEN-003", artifact.location, f"HDF5 file h5py cannot read: {exc}")
+            return
+        if raw is None:
+            yield ctx.finding("MLS-KER-008", artifact.location,
+                              f"{artifact.blob.size}-byte HDF5 file without a model_config (weights only)")
+            return
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        try:
+            tree = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            yield ctx.finding("MLS-GEN-003", artifact.location, f"model_config is not JSON: {exc}")
+            return
+        yield from KerasConfigAnalyzer()._walk(tree, artifact, ctx, "model_config", 0)
+
+    @staticmethod
+    def _uninspected(artifact: Artifact, ctx: ScanContext, advice: str) -> Iterator[Finding]:
         if artifact.location.members and artifact.name.rsplit("/", 1)[-1] == "model.weights.h5":
             yield ctx.finding("MLS-KER-008", artifact.location,
-                              f"{artifact.blob.size}-byte HDF5 weights file, not parsed")
+                              f"{artifact.blob.size}-byte HDF5 weights file, not parsed ({advice})")
         else:
             yield ctx.finding("MLS-GEN-003", artifact.location,
                               "HDF5 file (a legacy Keras .h5 model can carry Lambda bytecode in its "
-                              "model_config attribute) that mlscan cannot inspect; convert it to .keras "
-                              "or safetensors, or inspect model_config with h5py before loading.")
+                              f"model_config attribute) that mlscan cannot inspect here; {advice}, or "
+                              "convert the model to .keras or safetensors.")
