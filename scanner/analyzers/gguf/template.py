@@ -14,7 +14,7 @@ TEXT_SIGNALS = (re.compile(r"\.\s*_\w*"), re.compile(r"\|\s*attr\b"), re.compile
 
 
 def _const_strings(node) -> list[str]:  # type: ignore[no-untyped-def]
-    from jinja2 import nodes
+    from jinja2 import nodes  # safe: AST node classes only; templates are parsed, never rendered
 
     if isinstance(node, nodes.Const) and isinstance(node.value, str):
         return [node.value]
@@ -28,8 +28,8 @@ def _const_strings(node) -> list[str]:  # type: ignore[no-untyped-def]
 def indicators(source: str, max_depth: int = 200) -> tuple[list[str], str | None]:
     """(injection indicators, parse error). An empty list means nothing suspicious."""
     try:
-        from jinja2 import Environment, nodes
-        from jinja2.exceptions import TemplateSyntaxError
+        from jinja2 import Environment, nodes  # safe: Environment.parse builds an AST, never renders
+        from jinja2.exceptions import TemplateSyntaxError  # safe: exception type only
     except ImportError:
         return [f"text pattern {p.pattern!r}" for p in TEXT_SIGNALS if p.search(source)], None
     try:
