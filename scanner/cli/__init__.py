@@ -19,6 +19,9 @@ from scanner import __version__
 COMMANDS: dict[str, str] = {
     "scan": "scanner.cli.scan:scan",
     "rules": "scanner.cli.rules:rules",
+    "keygen": "scanner.cli.keygen:keygen",
+    "manifest": "scanner.cli.manifest:manifest",
+    "verify": "scanner.cli.verify:verify",
 }
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2

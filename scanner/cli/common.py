@@ -31,3 +31,9 @@ def write_output(text: str, output: str | None) -> None:
             handle.write(text)
     except OSError as exc:
         raise click.FileError(output, hint=f"cannot write the report: {exc.strerror or exc}") from None
+
+
+class InputError(click.ClickException):
+    """An unusable input (manifest, key, network source): one line, exit 2, never a verdict."""
+
+    exit_code = 2

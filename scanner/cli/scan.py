@@ -10,7 +10,9 @@ import click
 
 from scanner import __version__
 from scanner.cli.common import SEVERITY_CHOICES, SeverityType, write_output
+from scanner.cli.verify import run_verification, trust_options
 from scanner.core.finding import Severity
+from scanner.core.result import ScanResult
 from scanner.engine import Scanner, ScanOptions
 from scanner.policy.apply import PolicyInputs
 from scanner.policy.cli import apply_policy, load_policy
@@ -46,10 +48,13 @@ def exit_code_for(result_failing: int) -> int:
               help="Report only findings whose fingerprint is not in this baseline file.")
 @click.option("--write-baseline", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Record this scan's findings (by fingerprint) in FILE, to use with --baseline.")
+@trust_options
 def scan(targets: tuple[str, ...], fmt: str, output: str | None, fail_on: Severity | None,
          jobs: int | None, rule_dirs: tuple[Path, ...], verbose: int, quiet: bool,
          config_file: Path | None, no_config: bool, baseline: Path | None,
-         write_baseline: Path | None) -> None:
+         write_baseline: Path | None, signature: Path | None, manifest: Path | None,
+         key_paths: tuple[Path, ...], root_paths: tuple[Path, ...],
+         ignore_unsigned_files: bool) -> None:
     """Scan model files, directories and archives without loading them.
 
     Formats are detected from content, archives are walked recursively, and every pickle is
@@ -60,6 +65,7 @@ def scan(targets: tuple[str, ...], fmt: str, output: str | None, fail_on: Severi
       mlscan scan model.pt
       mlscan scan ./downloaded-models/ --format json --output report.json --jobs 2
       mlscan scan checkpoint.ckpt --fail-on medium
+      mlscan scan ./resnet50/ --signature resnet50.sig --key publisher.pub   # + integrity
 
     Exit status: 0 no finding at or above --fail-on, 1 findings at or above it, 2 usage error.
     """
@@ -70,11 +76,18 @@ def scan(targets: tuple[str, ...], fmt: str, output: str | None, fail_on: Severi
                 "file and scan the local copy.", param_hint="PATH")
         if not os.path.lexists(target):
             raise click.BadParameter(f"{target!r} does not exist.", param_hint="PATH")
+    integrity_wanted = bool(signature or manifest or key_paths or root_paths)
+    if integrity_wanted and len(targets) != 1:
+        raise click.BadParameter("--signature/--manifest/--key verify one model: give exactly one "
+                                 "PATH", param_hint="PATH")
     policy = load_policy(PolicyInputs(config_file, no_config, fail_on, jobs, baseline, write_baseline),
                          rule_dirs)
     scanner = Scanner(ScanOptions(jobs=policy.jobs, rule_dirs=tuple(rule_dirs)))
     with progress_bar(quiet) as progress:
         result = scanner.scan(list(targets), progress=progress)
+    if integrity_wanted:
+        _add_integrity(result, Path(targets[0]), signature, manifest, key_paths, root_paths,
+                       ignore_unsigned_files)
     # Policy (config, suppressions, baseline) goes last: after every stage that adds findings.
     outcome = apply_policy(policy, result, scanner.rules, quiet)
     code = exit_code_for(len(result.failing(policy.fail_on)))
@@ -84,3 +97,18 @@ def scan(targets: tuple[str, ...], fmt: str, output: str | None, fail_on: Severi
                         config=outcome.config, fingerprints=outcome.fingerprints)
     write_output(get_reporter(fmt).render(result, ctx), output)
     sys.exit(code)
+
+
+def _add_integrity(result: ScanResult, target: Path, signature: Path | None,
+                   manifest: Path | None, key_paths: tuple[Path, ...],
+                   root_paths: tuple[Path, ...], ignore_unsigned_files: bool) -> None:
+    """Verify the scanned model with the sha256 digests the scan computed over the very bytes
+    it analyzed: one read per byte, and a file swapped mid-scan cannot pass with old digests."""
+    shown = os.path.normpath(str(target))
+    precomputed = {(target.name if a.location == shown and target.is_file() else a.location): a.sha256
+                   for a in result.artifacts if a.sha256}
+    verified = run_verification(target, signature, manifest, key_paths, root_paths,
+                                ignore_unsigned_files, precomputed=precomputed)
+    result.findings.extend(verified.findings)
+    result.metadata.update(verified.metadata)
+    result.sort()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable
 from itertools import groupby
+from typing import Any
 
 from scanner.core.finding import Finding, Severity
 from scanner.core.result import ScanResult
@@ -63,6 +64,9 @@ class TextReporter(Reporter):
             lines.append("Errors (the affected artifacts are reported as findings above):")
             lines.extend(f"  {_safe(e.location)}: {_safe(e.message)}" for e in result.errors)
             lines.append("")
+        integrity = result.metadata.get("integrity")
+        if isinstance(integrity, dict):
+            lines.extend(self._integrity(integrity))
         if ctx.verbosity > 0 and result.artifacts:
             lines.append("Artifacts:")
             for a in result.artifacts:
@@ -97,6 +101,25 @@ class TextReporter(Reporter):
         return out
 
     @staticmethod
+    def _integrity(data: dict[str, Any]) -> list[str]:
+        """Per file: what was checked, with which algorithm, and the outcome."""
+        manifest, sig = data.get("manifest") or {}, data.get("signature")
+        lines = [f"Integrity: {manifest.get('kind')} manifest {_safe(str(manifest.get('source') or ''))}"]
+        if manifest.get("root_digest"):
+            lines.append(f"  root digest: sha256:{manifest['root_digest']}")
+        if sig:
+            signer = f" by {_safe(sig['signer'])}" if sig.get("signer") else ""
+            algorithm = f" [{sig['algorithm']}]" if sig.get("algorithm") else ""
+            lines.append(f"  signature: {sig['status']} ({sig['method']}){signer}{algorithm}")
+        for item in data.get("files") or []:
+            algorithm = item.get("algorithm") or "-"
+            cached = " (cached)" if item.get("cached") else ""
+            lines.append(f"  {item['status']:<13} {algorithm:<13} {_safe(item['path'])}{cached}")
+        lines.extend(f"  note: {_safe(n)}" for n in data.get("notes") or [])
+        lines.append("")
+        return lines
+
+    @staticmethod
     def _verdict(result: ScanResult, ctx: ReportContext, paint: Callable[[str, str], str]) -> str:
         failing = len(result.failing(ctx.fail_on))
         if failing:
@@ -107,8 +130,13 @@ class TextReporter(Reporter):
                  paint: Callable[[str, str], str]) -> list[str]:
         by_sev = ", ".join(f"{n} {label}" for label, n in result.count_by_severity().items() if n)
         by_mode = ", ".join(f"#{mode}: {n}" for mode, n in result.count_by_failure_mode().items() if n)
+        integrity = result.metadata.get("integrity")
+        if not result.artifacts and isinstance(integrity, dict):
+            what = f"Verified {len(integrity.get('files') or [])} file(s)"
+        else:
+            what = f"Scanned {len(result.artifacts)} artifact(s)"
         lines = [
-            f"Scanned {len(result.artifacts)} artifact(s) in {len(result.targets)} target(s); "
+            f"{what} in {len(result.targets)} target(s); "
             f"{len(result.findings)} finding(s){': ' + by_sev if by_sev else ''}.",
         ]
         if by_mode:
