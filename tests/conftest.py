@@ -46,3 +46,13 @@ def scan_paths(*paths: str | Path):
 
 def rule_ids(result) -> set[str]:
     return {f.rule_id for f in result.findings}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_state(tmp_path_factory, monkeypatch):
+    """Keep tests away from the user's registry and digest cache (scan consults the default
+    registry when it exists)."""
+    home = tmp_path_factory.mktemp("user-state")
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("MLSCAN_CACHE_DIR", str(home / "cache"))
+    monkeypatch.delenv("MLSCAN_REGISTRY", raising=False)

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "keygen": "scanner.cli.keygen:keygen",
     "manifest": "scanner.cli.manifest:manifest",
     "verify": "scanner.cli.verify:verify",
+    "registry": "scanner.cli.registry:registry",
 }
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2

@@ -49,12 +49,19 @@ def exit_code_for(result_failing: int) -> int:
 @click.option("--write-baseline", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Record this scan's findings (by fingerprint) in FILE, to use with --baseline.")
 @trust_options
+@click.option("--registry", "registry_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Registry to consult (default: the user's registry, if it exists; "
+                                 "env MLSCAN_REGISTRY).")
+@click.option("--no-registry", is_flag=True, help="Do not consult the registry.")
+@click.option("--model", "model_ref", default=None, metavar="NAME@VERSION",
+              help="The scanned model claims to be this registered model: every file must match.")
 def scan(targets: tuple[str, ...], fmt: str, output: str | None, fail_on: Severity | None,
          jobs: int | None, rule_dirs: tuple[Path, ...], verbose: int, quiet: bool,
          config_file: Path | None, no_config: bool, baseline: Path | None,
          write_baseline: Path | None, signature: Path | None, manifest: Path | None,
          key_paths: tuple[Path, ...], root_paths: tuple[Path, ...],
-         ignore_unsigned_files: bool) -> None:
+         ignore_unsigned_files: bool, registry_path: Path | None, no_registry: bool,
+         model_ref: str | None) -> None:
     """Scan model files, directories and archives without loading them.
 
     Formats are detected from content, archives are walked recursively, and every pickle is
@@ -85,6 +92,8 @@ def scan(targets: tuple[str, ...], fmt: str, output: str | None, fail_on: Severi
     scanner = Scanner(ScanOptions(jobs=policy.jobs, rule_dirs=tuple(rule_dirs)))
     with progress_bar(quiet) as progress:
         result = scanner.scan(list(targets), progress=progress)
+    if not no_registry:
+        _add_registry(result, scanner, targets, registry_path, model_ref)
     if integrity_wanted:
         _add_integrity(result, Path(targets[0]), signature, manifest, key_paths, root_paths,
                        ignore_unsigned_files)
@@ -111,4 +120,33 @@ def _add_integrity(result: ScanResult, target: Path, signature: Path | None,
                                 ignore_unsigned_files, precomputed=precomputed)
     result.findings.extend(verified.findings)
     result.metadata.update(verified.metadata)
+    result.sort()
+
+
+def _add_registry(result: ScanResult, scanner: Scanner, targets: tuple[str, ...],
+                  registry_path: Path | None, model_ref: str | None) -> None:
+    """Known-bad, known-good and claimed-model lookups when a registry exists."""
+    from scanner.registry.interface import RegistryError, parse_ref
+    from scanner.registry.store import REGISTRY_ENV, default_path, open_registry
+
+    explicit = registry_path is not None or bool(os.environ.get(REGISTRY_ENV)) or model_ref
+    path = registry_path or default_path()
+    if not explicit and not path.is_file():
+        return
+    try:
+        claim = parse_ref(model_ref) if model_ref else None
+        if claim and len(targets) != 1:
+            raise RegistryError("--model checks one model: give exactly one PATH")
+        registry = open_registry(path)
+    except RegistryError as exc:
+        raise click.UsageError(str(exc)) from None
+    from scanner.registry.lookup import lookup_findings
+
+    try:
+        result.findings.extend(lookup_findings(registry, result, scanner.rules,
+                                               Path(targets[0]) if len(targets) == 1 else None, claim))
+    except RegistryError as exc:
+        raise click.UsageError(str(exc)) from None
+    finally:
+        registry.close()
     result.sort()
