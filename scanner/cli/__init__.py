@@ -51,5 +51,7 @@ def main() -> None:
     Quick start:
       mlscan scan model.pt                      # text report; exit 1 on high+ findings
       mlscan scan ./models --format json -o r.json --jobs 2
+      mlscan verify ./model/ --signature model.sig --key publisher.pub
+      mlscan registry list                      # trusted models, keys, known-bad digests
       mlscan rules                              # what each rule id means
     """
