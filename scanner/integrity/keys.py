@@ -108,7 +108,6 @@ def write_keypair(prefix: Path, key: PrivateKey, passphrase: bytes | None = None
 
 def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
     from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
     data = _read(path, "private key")
     if passphrase is None and os.environ.get(PASSPHRASE_ENV):
@@ -122,13 +121,7 @@ def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
         hint = "wrong passphrase, or " if passphrase else ""
         raise KeyFileError(f"{path}: cannot load the private key ({hint}not a PEM private key: "
                            f"{exc}); create one with `mlscan keygen`") from None
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        _check_curve(key.curve.name, path)
-        return key
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return key
-    raise KeyFileError(f"{path}: {type(key).__name__} keys are not supported; OMS signatures use "
-                       "EC keys (P-256/P-384), mlscan also accepts Ed25519")
+    return _supported(key, path)  # type: ignore[return-value]
 
 
 def load_public_key(path: Path) -> TrustedKey:
@@ -150,12 +143,17 @@ def load_public_key(path: Path) -> TrustedKey:
 
 
 def _check_public(key: object, path: Path) -> PublicKey:
+    return _supported(key, path)  # type: ignore[return-value]
+
+
+def _supported(key: object, path: Path) -> object:
+    """``key`` itself if it is an allowed EC or Ed25519 key (private or public)."""
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-    if isinstance(key, ec.EllipticCurvePublicKey):
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
         _check_curve(key.curve.name, path)
         return key
-    if isinstance(key, ed25519.Ed25519PublicKey):
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
         return key
     raise KeyFileError(f"{path}: {type(key).__name__} is not supported; OMS signatures use EC "
                        "keys (P-256/P-384/P-521), mlscan also accepts Ed25519")
