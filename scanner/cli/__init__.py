@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "manifest": "scanner.cli.manifest:manifest",
     "verify": "scanner.cli.verify:verify",
     "registry": "scanner.cli.registry:registry",
+    "fetch": "scanner.cli.fetch:fetch",
 }
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2

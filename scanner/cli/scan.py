@@ -73,14 +73,17 @@ def scan(targets: tuple[str, ...], fmt: str, output: str | None, fail_on: Severi
       mlscan scan ./downloaded-models/ --format json --output report.json --jobs 2
       mlscan scan checkpoint.ckpt --fail-on medium
       mlscan scan ./resnet50/ --signature resnet50.sig --key publisher.pub   # + integrity
+      mlscan scan hf://owner/repo@<commit>      # download to a quarantine, verify, scan, clean up
 
     Exit status: 0 no finding at or above --fail-on, 1 findings at or above it, 2 usage error.
     """
+    # URL/hf:// targets become verified local copies in a temporary quarantine, removed when
+    # the command ends (scanner.sources.remote); local paths pass through unchanged.
+    from scanner.cli.fetch import remote_targets
+
+    remote = remote_targets(targets, quiet)
+    targets = remote.paths
     for target in targets:
-        if "://" in target:
-            raise click.BadParameter(
-                f"{target!r}: remote sources are not supported by this build; download the "
-                "file and scan the local copy.", param_hint="PATH")
         if not os.path.lexists(target):
             raise click.BadParameter(f"{target!r} does not exist.", param_hint="PATH")
     integrity_wanted = bool(signature or manifest or key_paths or root_paths)
@@ -92,6 +95,7 @@ def scan(targets: tuple[str, ...], fmt: str, output: str | None, fail_on: Severi
     scanner = Scanner(ScanOptions(jobs=policy.jobs, rule_dirs=tuple(rule_dirs)))
     with progress_bar(quiet) as progress:
         result = scanner.scan(list(targets), progress=progress)
+    remote.annotate(result)  # fetch findings (digest checks) and the resolved commit
     if not no_registry:
         _add_registry(result, scanner, targets, registry_path, model_ref)
     if integrity_wanted:
