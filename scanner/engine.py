@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -233,6 +232,8 @@ class Scanner:
         if self.options.jobs <= 1 or len(items) <= 1:
             yield from (_scan_one(item, self.options) for item in items)
             return
+        from concurrent.futures import ProcessPoolExecutor  # multiprocessing costs ~20 ms to import
+
         chunk = max(1, len(items) // (self.options.jobs * 8))
         with ProcessPoolExecutor(max_workers=self.options.jobs) as pool:
             yield from pool.map(_scan_one, items, [self.options] * len(items), chunksize=chunk)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from scanner.core.finding import Severity
@@ -37,3 +39,28 @@ class InputError(click.ClickException):
     """An unusable input (manifest, key, network source): one line, exit 2, never a verdict."""
 
     exit_code = 2
+
+
+_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def trust_options(func):  # type: ignore[no-untyped-def]
+    """Options shared by ``verify`` and ``scan``: where the expected digests and trust come from."""
+    for option in reversed([
+        click.option("--signature", type=_file, default=None,
+                     help="OMS signature bundle (model.sig) to verify the model against."),
+        click.option("--manifest", type=_file, default=None,
+                     help="Manifest to verify against: SHA256SUMS/BSD tags, Caffe readme.md, "
+                          "ONNX_HUB_MANIFEST.json, HF tree listing, git-lfs pointer, Keras "
+                          "file_hash JSON, `mlscan manifest create` output, or an OMS bundle."),
+        click.option("--key", "key_paths", multiple=True, type=_file,
+                     help="Trusted publisher public key (PEM); repeatable. Giving a key "
+                          "requires a valid signature."),
+        click.option("--cert-root", "root_paths", multiple=True, type=_file,
+                     help="Trusted root certificate(s) (PEM) for certificate-signed bundles; "
+                          "never a public CA bundle by default."),
+        click.option("--ignore-unsigned-files", is_flag=True,
+                     help="Do not report files that the manifest does not list."),
+    ]):
+        func = option(func)
+    return func

@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 
 from scanner import __version__
-from scanner.cli.common import SEVERITY_CHOICES, SeverityType, write_output
-from scanner.cli.verify import run_verification, trust_options
+from scanner.cli.common import SEVERITY_CHOICES, SeverityType, trust_options, write_output
 from scanner.core.finding import Severity
 from scanner.core.result import ScanResult
 from scanner.engine import Scanner, ScanOptions
@@ -117,6 +116,8 @@ def _add_integrity(result: ScanResult, target: Path, signature: Path | None,
                    root_paths: tuple[Path, ...], ignore_unsigned_files: bool) -> None:
     """Verify the scanned model with the sha256 digests the scan computed over the very bytes
     it analyzed: one read per byte, and a file swapped mid-scan cannot pass with old digests."""
+    from scanner.cli.verify import run_verification
+
     shown = os.path.normpath(str(target))
     precomputed = {(target.name if a.location == shown and target.is_file() else a.location): a.sha256
                    for a in result.artifacts if a.sha256}

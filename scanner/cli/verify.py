@@ -9,35 +9,11 @@ from pathlib import Path
 import click
 
 from scanner import __version__
-from scanner.cli.common import InputError, SeverityType, write_output
+from scanner.cli.common import InputError, SeverityType, trust_options, write_output
 from scanner.core.finding import Severity
 from scanner.core.result import ScanResult
 from scanner.report import REPORTERS, get_reporter
 from scanner.report.interface import ReportContext
-
-_file = click.Path(exists=True, dir_okay=False, path_type=Path)
-
-
-def trust_options(func):  # type: ignore[no-untyped-def]
-    """Options shared by ``verify`` and ``scan``: where the expected digests and trust come from."""
-    for option in reversed([
-        click.option("--signature", type=_file, default=None,
-                     help="OMS signature bundle (model.sig) to verify the model against."),
-        click.option("--manifest", type=_file, default=None,
-                     help="Manifest to verify against: SHA256SUMS/BSD tags, Caffe readme.md, "
-                          "ONNX_HUB_MANIFEST.json, HF tree listing, git-lfs pointer, Keras "
-                          "file_hash JSON, `mlscan manifest create` output, or an OMS bundle."),
-        click.option("--key", "key_paths", multiple=True, type=_file,
-                     help="Trusted publisher public key (PEM); repeatable. Giving a key "
-                          "requires a valid signature."),
-        click.option("--cert-root", "root_paths", multiple=True, type=_file,
-                     help="Trusted root certificate(s) (PEM) for certificate-signed bundles; "
-                          "never a public CA bundle by default."),
-        click.option("--ignore-unsigned-files", is_flag=True,
-                     help="Do not report files that the manifest does not list."),
-    ]):
-        func = option(func)
-    return func
 
 
 @click.command()

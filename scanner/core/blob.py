@@ -154,9 +154,10 @@ class HashingFileBlob(FileBlob):
 
     def finish(self) -> dict[str, str]:
         """Hash the bytes analysis did not read; return hex digests by algorithm."""
-        buffer = bytearray(CHUNK)
+        # sized to what is left: most small files were read whole by analysis already
+        buffer = bytearray(max(0, min(CHUNK, self.size - self._hashed_upto)))
         view = memoryview(buffer)
-        while self._hashed_upto < self.size:
+        while buffer and self._hashed_upto < self.size:
             got = os.preadv(self.fd, [buffer], self._hashed_upto)
             if got <= 0:
                 break  # truncated under us; changed_since_open() reports it

@@ -47,6 +47,9 @@ class GlobalPolicy:
         self._deny = deny
         self._allow_exact = allow_exact
         self._allow_prefix = allow_prefix
+        # Verdicts are frozen and depend only on (module, name): real pickles repeat a few
+        # globals thousands of times, and each fresh judgment walks the whole denylist.
+        self._verdicts: dict[tuple[str, str], Verdict] = {}
 
     def _denied(self, path: str) -> _Entry | None:
         best: _Entry | None = None
@@ -56,6 +59,15 @@ class GlobalPolicy:
         return best
 
     def judge(self, module: str, name: str) -> Verdict:
+        key = (module, name)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            if len(self._verdicts) > 100_000:  # bounded: a crafted pickle can name many globals
+                self._verdicts.clear()
+            verdict = self._verdicts[key] = self._judge(module, name)
+        return verdict
+
+    def _judge(self, module: str, name: str) -> Verdict:
         module = MODULE_ALIASES.get(module, module)
         full = f"{module}.{name}"
         parts = name.split(".")
