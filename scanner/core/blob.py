@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from typing import BinaryIO
 
 CHUNK = 4 << 20
+SMALL_BLOB = 1 << 20
 
 
 class Blob(ABC):
@@ -32,7 +33,10 @@ class Blob(ABC):
         """Up to ``length`` bytes from ``offset`` (fewer only at the end of the blob)."""
 
     def open(self, buffer_size: int = 1 << 20) -> BinaryIO:
-        """A seekable, buffered file-like view starting at offset 0."""
+        """A seekable, buffered file-like view starting at offset 0. A small blob is read in
+        one call into memory: cheaper than a buffered reader's per-call overhead, and bounded."""
+        if self.size <= SMALL_BLOB:
+            return io.BytesIO(self.read_at(0, self.size))
         return io.BufferedReader(BlobReader(self), buffer_size=buffer_size)  # type: ignore[return-value]
 
     def slice(self, start: int, length: int) -> Blob:

@@ -25,7 +25,9 @@ class PickleSyntaxError(ValueError):
         self.offset = offset
 
 
-@dataclass(frozen=True, slots=True)
+# not frozen: frozen dataclasses set fields through object.__setattr__, measurable at
+# millions of opcodes; nothing mutates an Op after the reader yields it
+@dataclass(slots=True)
 class Op:
     name: str
     arg: object

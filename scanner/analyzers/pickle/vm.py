@@ -16,7 +16,7 @@ from typing import BinaryIO
 from scanner.analyzers.pickle.opcodes import KEEP_BYTES, Op, PickleSyntaxError, read_ops
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, unsafe_hash=True)  # hot path: see Op; treated as immutable
 class Const:
     value: object
     length: int | None = None   # declared length for strings/bytes kept only in part
