@@ -113,6 +113,7 @@ class SignatureCheck:
     signer: str = ""             # key fingerprint or certificate subject
     algorithm: str = ""          # e.g. "ecdsa-p256-sha256", "ed25519 (mlscan extension)"
     detail: str = ""
+    key_id: str = ""             # the verifying trusted key (sha256 of its DER SPKI), if any
 
 
 class FileStatus(enum.Enum):

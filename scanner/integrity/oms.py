@@ -26,7 +26,7 @@ from scanner.integrity.interface import (
     ManifestError,
     SignatureInfo,
 )
-from scanner.integrity.keys import key_hint, public_pem
+from scanner.integrity.keys import key_hint
 
 if TYPE_CHECKING:
     from scanner.integrity.keys import PrivateKey
@@ -204,7 +204,3 @@ def legacy_key_matches(legacy_pem: bytes, pem: bytes) -> bool:
 def _der_of(pem: bytes) -> bytes:
     body = b"".join(line for line in pem.splitlines() if not line.startswith(b"-----"))
     return _b64(body.decode("ascii", "replace"))
-
-
-__all__ = ["BUNDLE_MEDIA_TYPE", "ParsedBundle", "build_statement", "is_bundle", "make_bundle",
-           "parse_bundle", "parse_statement", "public_pem", "root_digest"]

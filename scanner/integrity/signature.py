@@ -14,7 +14,14 @@ from pathlib import Path
 
 from scanner.integrity import dsse
 from scanner.integrity.interface import SignatureCheck, SignatureStatus
-from scanner.integrity.keys import KeyFileError, TrustedKey, algorithm_label, key_hint, public_pem
+from scanner.integrity.keys import (
+    KeyFileError,
+    TrustedKey,
+    algorithm_label,
+    key_hint,
+    key_id,
+    public_pem,
+)
 from scanner.integrity.oms import ParsedBundle, legacy_key_matches
 
 
@@ -50,7 +57,7 @@ def _check_key(parsed: ParsedBundle, trusted_keys: Sequence[TrustedKey]) -> Sign
         if parsed.legacy_key_pem and not legacy_key_matches(parsed.legacy_key_pem, public_pem(key.key)):
             detail = "the key embedded in the bundle differs from the trusted key (ignored)"
         return SignatureCheck(SignatureStatus.VERIFIED, "key", signer=f"{key.source} ({key.hint[:16]})",
-                              algorithm=key.label, detail=detail)
+                              algorithm=key.label, detail=detail, key_id=key_id(key.key))
     hints = {key_hint(k.key) for k in trusted_keys}
     if parsed.key_hint and parsed.key_hint not in hints:
         return SignatureCheck(SignatureStatus.UNTRUSTED, "key", signer=parsed.key_hint,

@@ -14,7 +14,14 @@ from scanner.core.finding import Severity
 from scanner.core.rules import load_catalogue
 from scanner.integrity import oms
 from scanner.integrity.interface import ManifestError, SignatureStatus
-from scanner.integrity.keys import KeyFileError, TrustedKey, algorithm_label, key_id, load_public_key
+from scanner.integrity.keys import (
+    KeyFileError,
+    TrustedKey,
+    algorithm_label,
+    key_id,
+    load_public_key,
+    public_pem,
+)
 from scanner.registry.interface import FileRecord, KeyRecord, ModelRecord, RegistryError, RegistryRefused
 from scanner.registry.store import Registry, insert_model, now
 
@@ -22,13 +29,13 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def trusted_keys(registry: Registry) -> list[TrustedKey]:
-    """Unrevoked keys as TrustedKeys whose ``source`` is the key id."""
+    """Unrevoked keys as TrustedKeys, named as in the registry."""
     from cryptography.hazmat.primitives import serialization
 
     out = []
     for record in registry.keys(include_revoked=False):
         key = serialization.load_pem_public_key(record.pem.encode())
-        out.append(TrustedKey(key, record.key_id))  # type: ignore[arg-type]
+        out.append(TrustedKey(key, record.name))  # type: ignore[arg-type]
     return out
 
 
@@ -42,7 +49,7 @@ def trust_key(registry: Registry, pub_path: Path, name: str) -> KeyRecord:
     if existing and existing.origin == "local":
         raise RegistryError(f"key {existing.name} ({existing.key_id[:16]}) is already trusted"
                             + (" and revoked; revocation is permanent" if existing.revoked else ""))
-    record = KeyRecord(ident, name, oms.public_pem(trusted.key).decode(),
+    record = KeyRecord(ident, name, public_pem(trusted.key).decode(),
                        algorithm_label(trusted.key), "local", now())
     with registry.write() as db:
         db.execute("INSERT INTO keys VALUES (?,?,?,?,?,?,?,?)",
@@ -99,8 +106,6 @@ def add(registry: Registry, model_dir: Path, name: str, version: str, source: st
 
 def _verified_record(registry: Registry, model_dir: Path, name: str, version: str, source: str,
                      signature: Path) -> tuple[ModelRecord, list[str]]:
-    from scanner.integrity import dsse
-    from scanner.integrity.manifests import read_bundle
     from scanner.integrity.session import TrustInputs, prepare
     from scanner.integrity.verify import verify
 
@@ -121,15 +126,14 @@ def _verified_record(registry: Registry, model_dir: Path, name: str, version: st
     if blocking:
         listed = "; ".join(f"{f.rule_id} {f.location}: {f.evidence}" for f in blocking[:5])
         raise RegistryRefused(f"{model_dir} does not match its signature: {listed}")
-    parsed = read_bundle(signature)
-    assert parsed.envelope is not None and parsed.manifest is not None
-    signer = dsse.verifying_keys(parsed.envelope, keys)[0].source
+    manifest = request.manifest  # the verified bundle's manifest: no second read or check
+    assert manifest is not None
     sizes = {c.path: _size(model_dir, c.path) for c in verification.files}
     files = tuple(FileRecord(e.path, e.digest.algorithm, e.digest.value, sizes.get(e.path))
-                  for e in parsed.manifest.entries if e.digest is not None)
+                  for e in manifest.entries if e.digest is not None)
     notes = [f"{f.rule_id} {f.location}: {f.evidence}" for f in findings if f.severity >= Severity.LOW]
-    record = ModelRecord(name, version, parsed.manifest.root_digest or "", source, "local", now(),
-                         signer, files, signature.read_bytes())
+    record = ModelRecord(name, version, manifest.root_digest or "", source, "local", now(),
+                         verification.signature.key_id, files, signature.read_bytes())
     return record, notes
 
 
